@@ -1,0 +1,3 @@
+"""acgan: train, sample, evaluate and explain an Auxiliary Classifier GAN."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from acgan_cli.cli import main
+
+main()
