@@ -6,8 +6,10 @@ so `acgan --help` and `acgan history` answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -94,9 +96,16 @@ def train(
     precision: Annotated[Precision, typer.Option(help="Compute precision; auto: float32 on CPU, mixed float16 on GPU.")] = Precision.auto,
     jit: Annotated[Jit, typer.Option(help="XLA compilation of the step; auto: on for GPU, off for CPU (slower there).")] = Jit.auto,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in --out (its acgan files are deleted).")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last complete epoch, with its saved settings.")
+    ] = False,
+    ctx: typer.Context = typer.Option(None, hidden=True),
 ) -> None:
     """Train the ACGAN, writing weights, a picture and the losses after every epoch."""
     from acgan_cli.config import TrainConfig
+
+    if resume and overwrite:
+        raise typer.BadParameter("--resume continues the run in --out, --overwrite replaces it: choose one")
 
     config = TrainConfig(
         epochs=epochs,
@@ -113,14 +122,20 @@ def train(
     ).validate()
     from acgan_cli import training
 
+    given = frozenset(name for name in TrainConfig.__dataclass_fields__ if _given(ctx, name))
     display = ui.TrainDisplay()
     try:
-        history = training.train(config, out, overwrite=overwrite, on_event=display)
-    except KeyboardInterrupt:
+        with _terminate_as_interrupt():
+            history = training.train(config, out, overwrite=overwrite, resume=resume, given=given, on_event=display)
+    except Interrupted as stop:
         display.close()
-        done = len(_saved_epochs(out))
-        ui.error(f"interrupted; {done} complete epoch(s) saved in {out}")
-        raise typer.Exit(code=130) from None
+        from acgan_cli.runs import RunDir
+
+        ui.error(
+            f"{stop.reason}; {RunDir(out).completed_epochs()} complete epoch(s) saved in {out}; "
+            f"continue with: acgan train --out {out} --resume"
+        )
+        raise typer.Exit(code=stop.code) from None
     finally:
         display.close()
     ui.console.print(
@@ -128,11 +143,37 @@ def train(
         "config.json, history.json, acgan-history.pkl, weights and plots"
     )
 
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM during training; BaseException so no `except Exception` swallows it."""
 
-def _saved_epochs(out: Path) -> list[int]:
-    from acgan_cli.runs import RunDir
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.reason, self.code = reason, code
 
-    return RunDir(out).saved_epochs()
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn Ctrl-C (exit 130) and SIGTERM (exit 143) into Interrupted while training."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Interrupted("terminated (SIGTERM)", 128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted", 128 + signal.SIGINT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _given(ctx: typer.Context | None, name: str) -> bool:
+    """Whether the user typed this option (rather than taking its default)."""
+    if ctx is None or name not in ctx.params:
+        return False
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
 
 # --- history -------------------------------------------------------------------------
 @command(name="history", rich_help_panel="Inspecting")
@@ -173,5 +214,129 @@ def history_command(
         (ui.err_console if as_json else ui.console).print(f"Wrote the loss plot to {plot}", markup=False)
 
 
+# --- sample, evaluate ----------------------------------------------------------------
+RunOption = Annotated[Path, typer.Option("--run", "-r", help="Run directory written by `acgan train`.")]
+
+
+def _epoch_parser(*words: str) -> Callable[[Optional[str]], Any]:
+    """--epoch's value: a saved epoch's number, or one of `words` (latest, all)."""
+
+    def parse(value: Optional[str]) -> Any:
+        if value is None:
+            return None
+        text = value.strip().lower()
+        if text in words:
+            return text
+        try:
+            number = int(text)
+        except ValueError:
+            raise typer.BadParameter(f"give an epoch number or {' or '.join(words)}, not {value!r}") from None
+        if number < 1:
+            raise typer.BadParameter(f"epochs count from 1, got {number}")
+        return number
+
+    return parse
+
+
+@command(name="sample", rich_help_panel="Inspecting")
+def sample_command(
+    run: RunOption = Path("runs"),
+    epoch: Annotated[
+        str, typer.Option(metavar="N|latest", callback=_epoch_parser("latest"), help="Saved epoch whose generator draws.")
+    ] = "latest",
+    digit: Annotated[
+        Optional[int], typer.Option("--digit", "-d", min=0, max=9, help="Only this digit; every digit 0-9 without it.")
+    ] = None,
+    n: Annotated[
+        Optional[int],
+        typer.Option("--n", "-n", min=1, help="Samples per digit (default 40); walks per digit with --interpolate (default 1)."),
+    ] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Noise seed: the same seed draws the same digits. Drawn at random and printed when omitted."),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", metavar="FILE.png|FILE.npz",
+            help="A .png grid, or a .npz of uint8 images (N, 28, 28) and labels (N,). Default: a PNG in the run directory.",
+        ),
+    ] = None,
+    columns: Annotated[
+        Optional[int], typer.Option(min=1, help="Digits per row of the grid (default: up to 10 per digit).")
+    ] = None,
+    interpolate: Annotated[
+        Optional[int],
+        typer.Option(
+            metavar="STEPS", min=2,
+            help="Walk the noise in STEPS steps from one random vector to another, a row per walk and digit.",
+        ),
+    ] = None,
+    styles: Annotated[
+        Optional[int],
+        typer.Option(
+            metavar="ROWS", min=1,
+            help="A style grid instead: ROWS noise vectors, each drawn as every digit 0-9 across its row.",
+        ),
+    ] = None,
+    preview: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--preview/--no-preview",
+            help="Draw the grid in the terminal too. Default: when stdout is a terminal and the grid is readable there.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Draw digits from a saved generator: a grid per digit, latent walks or a style grid."""
+    if styles is not None:
+        if interpolate is not None:
+            raise typer.BadParameter("draws a style grid, --interpolate latent walks: choose one", param_hint="'--styles'")
+        for given, name in ((digit, "--digit"), (n, "--n"), (columns, "--columns")):
+            if given is not None:
+                raise typer.BadParameter(
+                    f"ROWS rows of every digit 0-9 make the style grid; leave out {name}", param_hint="'--styles'"
+                )
+    if interpolate is not None and columns is not None:
+        raise typer.BadParameter("each walk is one row of STEPS digits; leave out --columns", param_hint="'--interpolate'")
+    from acgan_cli import sampling
+
+    sheet, path = sampling.sample(
+        run, epoch=None if epoch == "latest" else int(epoch), out=out, seed=seed,
+        digit=digit, n=n, columns=columns, interpolate=interpolate, styles=styles,
+    )
+    repeat = "" if seed is not None else f" (drawn at random; repeat with --seed {sheet.plan.seed})"
+    ui.console.print(f"Epoch {sheet.epoch} of {run}, seed {sheet.plan.seed}{repeat}", markup=False)
+    ui.print_preview(sheet.pixels(), preview)
+    ui.console.print(f"Wrote {sheet.plan.about} to {path}", markup=False)
+
+
+@command(name="evaluate", rich_help_panel="Inspecting")
+def evaluate_command(
+    run: RunOption = Path("runs"),
+    epoch: Annotated[
+        str,
+        typer.Option(metavar="N|latest|all", callback=_epoch_parser("latest", "all"), help="Saved epoch(s) to evaluate."),
+    ] = "latest",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout, and nothing else (see docs/evaluate.md).")
+    ] = False,
+) -> None:
+    """Test losses and the discriminator's class accuracy of saved epochs; kept in evaluation.json."""
+    import json
+
+    from acgan_cli import evaluate
+
+    with ui.err_console.status("loading the run and its test data...") as status:
+        result = evaluate.evaluate(
+            run, epoch,
+            on_epoch=lambda e, i, count: status.update(f"evaluating epoch {e} ({i + 1} of {count})..."),
+        )
+    if as_json:
+        ui.console.out(json.dumps(result.to_json(), indent=2))
+    else:
+        ui.print_evaluation(result)
+
+
 def main() -> None:
-    app()
+    app(prog_name="acgan")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acgan_cli.backend import import_tensorflow
+from acgan_cli.backend import import_tensorflow, native_stderr_hushed
 
 import_tensorflow()
 
@@ -68,6 +68,7 @@ class ACGAN:
         self.scce = keras.losses.SparseCategoricalCrossentropy()
         image_spec = tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)
         label_spec = tf.TensorSpec((None,), tf.int32)
+        self._traced = False
         self._step = tf.function(self._train_step, jit_compile=jit, input_signature=[image_spec, label_spec])
         self._gen = tf.function(self._generate, input_signature=[tf.TensorSpec((None, latent_size), tf.float32), label_spec])
         self._eval_d = tf.function(self._eval_discriminator, input_signature=[image_spec, label_spec, tf.TensorSpec((None,), tf.float32)])
@@ -141,7 +142,13 @@ class ACGAN:
         return d_losses, g_losses
 
     def train_step(self, x_real: np.ndarray, y_real: np.ndarray) -> StepLosses:
-        d, g = self._step(tf.convert_to_tensor(x_real, tf.float32), tf.convert_to_tensor(y_real, tf.int32))
+        x, y = tf.convert_to_tensor(x_real, tf.float32), tf.convert_to_tensor(y_real, tf.int32)
+        if self._traced:
+            d, g = self._step(x, y)
+        else:
+            with native_stderr_hushed():  # the first call traces and optimises the graph
+                d, g = self._step(x, y)
+            self._traced = True
         return StepLosses(discriminator=d.numpy().astype(np.float64), generator=g.numpy().astype(np.float64))
 
     # --- inference -----------------------------------------------------------------

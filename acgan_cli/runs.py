@@ -28,6 +28,8 @@ COMPONENTS = ("generator", "discriminator")
 CONFIG = "config.json"
 HISTORY = "history.json"
 HISTORY_PICKLE = "acgan-history.pkl"
+CHECKPOINT = "checkpoint.h5"
+_TEMPORARY = re.compile(r"^\.(params_|plot_epoch_|config|history|acgan-history|checkpoint|evaluation|sample).*\.tmp")
 _EPOCH_FILE = re.compile(r"^(params_generator_epoch_|params_discriminator_epoch_|plot_epoch_)(\d{3,})")
 
 
@@ -65,6 +67,10 @@ class RunDir:
         return self.path / HISTORY
 
     @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
     def pickle_path(self) -> Path:
         return self.path / HISTORY_PICKLE
 
@@ -73,7 +79,7 @@ class RunDir:
         """Files in the directory that a run of acgan writes."""
         if not self.path.is_dir():
             return []
-        fixed = {CONFIG, HISTORY, HISTORY_PICKLE}
+        fixed = {CONFIG, HISTORY, HISTORY_PICKLE, CHECKPOINT}
         return sorted(p for p in self.path.iterdir() if p.name in fixed or _EPOCH_FILE.match(p.name))
 
     def saved_epochs(self) -> list[int]:
@@ -82,6 +88,22 @@ class RunDir:
             return []
         pattern = re.compile(r"^params_generator_epoch_(\d{3,})\.weights\.h5$")
         return sorted(int(m.group(1)) for p in self.path.iterdir() if (m := pattern.match(p.name)))
+
+    def completed_epochs(self) -> int:
+        """Epochs recorded in history.json, which is written last at the end of an epoch."""
+        try:
+            return len(json.loads(self.history_path.read_text(encoding="utf-8"))["epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def remove_abandoned_temporaries(self) -> list[Path]:
+        """Temporaries a killed writer left (see atomic.py); no other process writes here."""
+        if not self.path.is_dir():
+            return []
+        stale = [p for p in self.path.iterdir() if _TEMPORARY.match(p.name)]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     def prepare_new(self, overwrite: bool) -> list[Path]:
         """Make the directory ready for a new run; refuse to mix two runs in one.
@@ -101,6 +123,7 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             for p in existing:
                 p.unlink()
+            self.remove_abandoned_temporaries()
         except OSError as exc:
             raise RunError(f"cannot prepare {self.path}: {exc.strerror or exc}; choose a writable --out") from exc
         return existing

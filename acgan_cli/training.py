@@ -6,6 +6,7 @@ display (ui.py) decides how they look.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import numpy as np
 
 from acgan_cli import atomic, data, grid
 from acgan_cli.config import TrainConfig
-from acgan_cli.errors import TrainingError
+from acgan_cli.errors import ConfigError, RunError, TrainingError
 from acgan_cli.runs import RunDir, RunInfo, environment
 
 
@@ -29,6 +30,7 @@ class Started:
     data: dict[str, Any]
     steps_per_epoch: int
     removed: list[Path] = field(default_factory=list)
+    resumed_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,21 +63,38 @@ def _ignore(_: Event) -> None:
 
 
 def train(
-    config: TrainConfig, out: str | Path, *, overwrite: bool = False, on_event: Callable[[Event], None] = _ignore
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    given: frozenset[str] = frozenset(),
+    on_event: Callable[[Event], None] = _ignore,
 ) -> list[dict[str, Any]]:
-    config = config.validate().with_seed()
+    """Train into `out`; with `resume`, continue the run there from its checkpoint.
+
+    `given` names the settings the user stated explicitly: on resume they must agree
+    with the run's saved config, except `epochs`, which may extend the run.
+    """
+    run = RunDir(out)
+    if resume:
+        info = run.read_config()
+        run.remove_abandoned_temporaries()
+        config = _resumed_config(info.config, config, given)
+    else:
+        config = config.validate().with_seed()
     # Data first: a bad file must fail before anything in --out is touched.
     dataset = data.load(config.dataset, config.data)
-    run = RunDir(out)
-    removed = run.prepare_new(overwrite)
+    removed = [] if resume else run.prepare_new(overwrite)
 
-    import keras
+    from acgan_cli import checkpoint, gan  # TensorFlow, imported quietly
 
-    from acgan_cli import gan
-
-    keras.utils.set_random_seed(config.seed)
+    gan.keras.utils.set_random_seed(config.seed)
     device = gan.device_kind()
-    resolved = {
+    if device == "CPU":
+        # Bit-identical resumes; costs nothing measurable on a CPU (docs/performance.md).
+        gan.tf.config.experimental.enable_op_determinism()
+    resolved = info.resolved if resume else {
         "seed": config.seed,
         "precision": gan.resolve_precision(config.precision, device),
         "jit": gan.resolve_jit(config.jit, device),
@@ -89,17 +108,29 @@ def train(
         precision=resolved["precision"],
         jit=resolved["jit"],
     )
-    run.write_config(RunInfo(config=config, resolved=resolved, environment=environment(device), data=dataset.summary()))
+    history: list[dict[str, Any]] = []
+    if resume:
+        done, history = checkpoint.restore(model, run.checkpoint_path)
+        if done >= config.epochs:
+            raise RunError(
+                f"{run.path} already holds {done} epochs; pass --epochs with more than {done} to extend it"
+            )
+        # A kill between the checkpoint and history.json leaves the checkpoint ahead: it wins.
+        run.write_history(history)
+        info = RunInfo(config=config, resolved=resolved, environment=info.environment, data=info.data, created=info.created)
+    else:
+        done = 0
+        info = RunInfo(config=config, resolved=resolved, environment=environment(device), data=dataset.summary())
+    run.write_config(info)
 
     x_train, y_train = data.scale(dataset.x_train), dataset.y_train
     x_test, y_test = data.scale(dataset.x_test), dataset.y_test
     steps = math.ceil(len(x_train) / config.batch_size)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
-    on_event(Started(run.path, config, resolved, dataset.summary(), steps, removed))
+    on_event(Started(run.path, config, resolved, dataset.summary(), steps, removed, resumed_after=done))
 
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(done + 1, config.epochs + 1):
         started = time.monotonic()
         train_losses = _train_epoch(model, x_train, y_train, config, epoch, steps, on_event)
         on_event(Evaluating(epoch))
@@ -113,10 +144,30 @@ def train(
         }
         history.append(record)
         files = _save_epoch(model, run, epoch, config, dataset.x_train, dataset.y_train)
+        checkpoint.save(model, run.checkpoint_path, epoch, history)
         # history.json last: it is what says the epoch is complete.
         run.write_history(history)
         on_event(EpochEnd(epoch, config.epochs, record, [*files, run.history_path, run.pickle_path]))
     return history
+
+
+# Settings that may differ on --resume: how long to train, and where the run is.
+_RESUMABLE = {"epochs"}
+
+
+def _resumed_config(saved: TrainConfig, asked: TrainConfig, given: frozenset[str]) -> TrainConfig:
+    changes = {}
+    for name in sorted(given):
+        old, new = getattr(saved, name), getattr(asked, name)
+        if name in _RESUMABLE:
+            changes[name] = new
+        elif new != old:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(
+                f"{flag} {new} differs from the run's saved {old}; a resumed run keeps its settings "
+                "(only --epochs may change); drop the option or start a new run"
+            )
+    return dataclasses.replace(saved, **changes).validate()
 
 
 def _train_epoch(model, x_train, y_train, config: TrainConfig, epoch: int, steps: int, on_event) -> dict[str, np.ndarray]:

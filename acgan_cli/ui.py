@@ -51,6 +51,7 @@ class TrainDisplay:
         self.progress: Progress | None = None
         self.epochs = 0
         self.steps = 0
+        self.resumed_after = 0
         self.started = time.monotonic()
         self._last_line = 0.0
 
@@ -68,9 +69,11 @@ class TrainDisplay:
 
     def _started(self, e: Any) -> None:
         c, r = e.config, e.resolved
-        self.epochs, self.steps = c.epochs, e.steps_per_epoch
-        for path in e.removed:
-            self.console.print(f"[yellow]removed[/] {escape(str(path))} (--overwrite)")
+        self.epochs, self.steps, self.resumed_after = c.epochs, e.steps_per_epoch, e.resumed_after
+        if e.removed:
+            self.console.print(f"[yellow]removed[/] the previous run's {len(e.removed)} files from {escape(str(e.run))} (--overwrite)")
+        if e.resumed_after:
+            self.console.print(f"Resuming [bold]{escape(str(e.run))}[/] after epoch {e.resumed_after}")
         self.console.print(
             f"Training ACGAN on [bold]{escape(str(e.data['source']))}[/] "
             f"({e.data['train']:,} train / {e.data['test']:,} test images) into [bold]{escape(str(e.run))}[/]"
@@ -94,7 +97,9 @@ class TrainDisplay:
                 transient=False,
             )
             self.progress.start()
-            self.run_task = self.progress.add_task("run", total=self.epochs * self.steps, losses="")
+            self.run_task = self.progress.add_task(
+                "run", total=(self.epochs - e.resumed_after) * self.steps, losses=""
+            )
 
     def _new_epoch_task(self, epoch: int) -> None:
         assert self.progress is not None
@@ -113,9 +118,9 @@ class TrainDisplay:
         every = max(1, e.steps // 10)
         if e.step == e.steps or e.step % every == 0 or now - self._last_line > 30:
             self._last_line = now
-            done = (e.epoch - 1) * e.steps + e.step
+            done = (e.epoch - 1 - self.resumed_after) * e.steps + e.step
             elapsed = now - self.started
-            eta = elapsed / done * (self.epochs * self.steps - done)
+            eta = elapsed / done * ((self.epochs - self.resumed_after) * self.steps - done)
             self.console.print(
                 f"epoch {e.epoch}/{self.epochs} step {e.step}/{e.steps}  {losses}  "
                 f"elapsed {_fmt_seconds(elapsed)}  eta {_fmt_seconds(eta)}"
@@ -230,3 +235,121 @@ def _history_grid(history: History, narrow: bool) -> Table:
 
 def _loss_text(value: float) -> str:
     return f"{value:.3f}" if math.isfinite(value) else str(value)  # nan, inf: a diverged epoch
+
+
+# --- sample ----------------------------------------------------------------------------
+if TYPE_CHECKING:
+    import numpy as np
+
+# Beyond half size a 28-pixel digit stops being readable; taller than this scrolls away.
+PREVIEW_MAX_SHRINK = 2
+PREVIEW_MAX_LINES = 60
+# Without colours, brightness as characters, dark to light (MNIST draws light on dark).
+_SHADES = " .:-=+*#%@"
+
+
+def preview_text(pixels: np.ndarray, max_width: int, colour: bool, max_shrink: int | None = None) -> Any:
+    """A greyscale uint8 picture as terminal text, or None when it would need shrinking more than `max_shrink`.
+
+    Each character is two pixels, one above the other: '▀' in the top pixel's colour on
+    the bottom pixel's, which keeps the picture's proportions in a terminal cell.
+    """
+    import numpy as np
+    from PIL import Image
+    from rich.color import Color
+    from rich.style import Style
+    from rich.text import Text
+
+    height, width = pixels.shape
+    shrink = max(1, -(-width // max(max_width, 1)))
+    if max_shrink is not None and shrink > max_shrink:
+        return None
+    if shrink > 1:
+        size = (-(-width // shrink), -(-height // shrink))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+    if len(pixels) % 2:
+        pixels = np.vstack([pixels, np.full((1, pixels.shape[1]), 255, np.uint8)])
+    styles: dict[tuple[int, int], Style] = {}
+    text = Text(no_wrap=True, overflow="ignore")
+    for top, bottom in zip(pixels[0::2].tolist(), pixels[1::2].tolist()):
+        if colour:
+            for a, b in zip(top, bottom):
+                style = styles.get((a, b))
+                if style is None:
+                    style = styles[(a, b)] = Style(color=Color.from_rgb(a, a, a), bgcolor=Color.from_rgb(b, b, b))
+                text.append("▀", style)
+        else:
+            text.append("".join(_SHADES[(a + b) * len(_SHADES) // 511] for a, b in zip(top, bottom)))
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+def print_preview(pixels: np.ndarray, show: bool | None = None) -> bool:
+    """Show a sample grid in the terminal: when asked (`show` True), or by default when
+    stdout is a terminal and the grid is readable there (at least half size, not too
+    tall). Returns whether it was shown."""
+    if show is False or (show is None and not console.is_terminal):
+        return False
+    text = preview_text(pixels, console.width, console.color_system is not None, None if show else PREVIEW_MAX_SHRINK)
+    if text is None or (show is None and len(text.plain.splitlines()) > PREVIEW_MAX_LINES):
+        return False
+    console.print(text, soft_wrap=True)
+    return True
+
+
+# --- evaluate --------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from acgan_cli.evaluate import Evaluation
+
+
+def print_evaluation(evaluation: Evaluation) -> None:
+    """`acgan evaluate`'s table: a row per epoch, a column per metric, grouped by network.
+
+    The columns come from evaluate.METRICS, so a new metric needs no change here.
+    """
+    from rich import box
+    from rich.console import Group
+    from rich.text import Text
+
+    from acgan_cli.evaluate import METRICS, STREAM
+
+    def part(title: str, style: str | None, heads: list[str]) -> Table:
+        table = Table(
+            box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+            title=title, title_style=style, header_style="bold",
+        )
+        for head in heads:
+            table.add_column(head, justify="right", no_wrap=True)
+        return table
+
+    groups: dict[str, list[Any]] = {}
+    for metric in METRICS:
+        groups.setdefault(metric.group, []).append(metric)
+    epochs = part(" ", None, ["epoch"])
+    tables = [
+        part(name, f"bold {_HISTORY_COLOURS.get(name, 'green')}", [m.header for m in metrics])
+        for name, metrics in groups.items()
+    ]
+    for result in evaluation.epochs:
+        epochs.add_row(str(result.epoch))
+        for table, metrics in zip(tables, groups.values()):
+            table.add_row(*(m.format(result.metrics.get(m.key)) for m in metrics))
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(len(tables) + 1):
+        grid.add_column(no_wrap=True)
+    grid.add_row(epochs, *tables)
+    seed = evaluation.info.config.seed
+    data = evaluation.data
+    console.print(
+        Group(
+            Text(f"Test evaluation: {evaluation.run}", style="bold"),
+            grid,
+            Text(
+                f"losses on {data['test']:,} test images ({data['source']}) and fresh fakes; total = gen + aux; "
+                f"accuracy: class head on the real test images",
+                style="dim",
+            ),
+            Text(f"noise of epoch E from numpy default_rng([{seed}, E, {STREAM}]); saved in {evaluation.path}", style="dim"),
+        )
+    )

@@ -37,7 +37,7 @@ def assert_one_line_error(result, code, *fragments):
 def test_run_directory_holds_every_file_per_epoch(trained_run):
     names = sorted(p.name for p in trained_run.iterdir())
     assert names == sorted(
-        ["config.json", "history.json", "acgan-history.pkl"]
+        ["config.json", "history.json", "acgan-history.pkl", "checkpoint.h5"]
         + [f"params_{net}_epoch_{e:03d}.weights.h5" for net in ("generator", "discriminator") for e in (1, 2)]
         + [f"plot_epoch_{e:03d}_generated.png" for e in (1, 2)]
     )
@@ -250,3 +250,28 @@ def test_help_does_not_import_tensorflow():
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "acgan_cli", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip().startswith("acgan 0.")
+
+
+def test_sigint_in_a_real_process_keeps_complete_epochs(tmp_path, tiny_npz):
+    """Ctrl-C as a user presses it: exit 130, one line saying what is saved, no TensorFlow noise."""
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "acgan_cli", "train", "--data", str(tiny_npz), "--out", str(out), "--epochs", "50",
+           "--batch-size", "8", "--latent-size", "8", "--steps-per-epoch", "4", "--seed", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "history.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert [l for l in stderr.splitlines() if l.strip()] == [l for l in stderr.splitlines() if "interrupted;" in l]
+    assert "Traceback" not in stderr and "oneDNN" not in stderr
+    saved = RunDir(out).saved_epochs()
+    hist = json.loads((out / "history.json").read_text())["epochs"]
+    assert saved and [e["epoch"] for e in hist] == saved[: len(hist)]
+    assert f"interrupted; {len(hist)} complete epoch(s) saved in {out}" in stderr
+    assert "Training ACGAN on" in stdout
