@@ -87,7 +87,8 @@ def build_judge(seed: int = 0) -> keras.Model:
                           name=f"conv_{i + 1}")(x)
         x = layers.MaxPooling2D(2, dtype="float32", name=f"pool_{i + 1}")(x)
     x = layers.Flatten(dtype="float32", name="flatten")(x)
-    features = layers.Dense(FEATURES, activation="relu", kernel_initializer=init(10), dtype="float32", name="features")(x)
+    features = layers.Dense(FEATURES, activation="relu", kernel_initializer=init(10), dtype="float32",
+                            name="features")(x)
     x = layers.Dropout(0.3, seed=seed * 100 + 20, dtype="float32", name="dropout")(features)
     probs = layers.Dense(10, activation="softmax", kernel_initializer=init(11), dtype="float32", name="classes")(x)
     return keras.Model(image, probs, name="judge")
@@ -218,8 +219,9 @@ def get_judge(
     started = time.monotonic()
     model = train_judge(dataset, epochs=epochs, batch_size=batch_size, seed=seed, on_progress=on_progress)
     seconds = round(time.monotonic() - started, 1)
-    judge = Judge(model, dataset, 0.0, key, reference_path, cached=False, train_seconds=seconds)
-    judge.test_accuracy = float(np.mean(np.argmax(judge.predict_proba(data.scale(dataset.x_test)), axis=1) == dataset.y_test))
+    judge = Judge(model, dataset, math.nan, key, reference_path, cached=False, train_seconds=seconds)
+    predicted = np.argmax(judge.predict_proba(data.scale(dataset.x_test)), axis=1)
+    judge.test_accuracy = float(np.mean(predicted == dataset.y_test))
     # The reference from an older judge with this key no longer holds.
     reference_path.unlink(missing_ok=True)
     atomic.write_with(weights_path, lambda tmp: model.save_weights(str(tmp)))
