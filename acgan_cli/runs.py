@@ -29,8 +29,13 @@ CONFIG = "config.json"
 HISTORY = "history.json"
 HISTORY_PICKLE = "acgan-history.pkl"
 CHECKPOINT = "checkpoint.h5"
+EVALUATION = "evaluation.json"
 _TEMPORARY = re.compile(r"^\.(params_|plot_epoch_|config|history|acgan-history|checkpoint|evaluation|sample).*\.tmp")
-_EPOCH_FILE = re.compile(r"^(params_generator_epoch_|params_discriminator_epoch_|plot_epoch_)(\d{3,})")
+_EPOCH_FILE = re.compile(
+    r"^(params_generator_epoch_|params_discriminator_epoch_|plot_epoch_)(\d{3,})"
+    # acgan sample's default names (sampling.default_out)
+    r"|^(sample|interpolate)_(all|digit\d)_epoch\d{3,}\.png$|^styles_epoch\d{3,}\.png$"
+)
 
 
 @dataclass
@@ -79,7 +84,7 @@ class RunDir:
         """Files in the directory that a run of acgan writes."""
         if not self.path.is_dir():
             return []
-        fixed = {CONFIG, HISTORY, HISTORY_PICKLE, CHECKPOINT}
+        fixed = {CONFIG, HISTORY, HISTORY_PICKLE, CHECKPOINT, EVALUATION}
         return sorted(p for p in self.path.iterdir() if p.name in fixed or _EPOCH_FILE.match(p.name))
 
     def saved_epochs(self) -> list[int]:

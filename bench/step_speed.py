@@ -73,7 +73,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round and contender")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
     parser.add_argument("--precisions", default="float32,bfloat16", help="acgan precisions to time")
+    parser.add_argument("--deterministic", action="store_true", help="enable TF op determinism first, as training does on a CPU")
     args = parser.parse_args()
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (BATCH, 28, 28, 1)).astype(np.float32)
@@ -97,7 +102,8 @@ def main() -> None:
     moved_d = all(np.any(a != b.numpy()) for a, b in zip(d0, reference.discriminator.trainable_weights))
     moved_g = all(np.any(a != b.numpy()) for a, b in zip(g0, reference.generator.trainable_weights))
     base = statistics.median(times["reference loop (Keras 3 port)"])
-    print(f"batch {BATCH} real + {BATCH} fake, {args.rounds} rounds x {args.steps} steps, median s/step")
+    mode = "deterministic ops" if args.deterministic else "default ops"
+    print(f"batch {BATCH} real + {BATCH} fake, {args.rounds} rounds x {args.steps} steps, {mode}, median s/step")
     print(f"{'contender':<32} {'s/step':>8} {'speed-up':>9}")
     for name, ts in times.items():
         med = statistics.median(ts)
