@@ -12,6 +12,7 @@ from acgan_cli.errors import ConfigError
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 JIT_MODES = ("auto", "on", "off")
 DATASETS = ("mnist", "fashion-mnist")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
 
 @dataclass
@@ -30,6 +31,11 @@ class TrainConfig:
     data: str | None = None
     precision: str = "auto"
     jit: str = "auto"
+    # tf.distribute: the global batch stays --batch-size whatever the replicas (docs/distributed.md).
+    strategy: str = "auto"
+    # Quality metrics (docs/metrics.md) every K epochs into history.json; 0: never.
+    eval_every: int = 0
+    eval_samples: int = 1000
 
     def validate(self) -> TrainConfig:
         positive = {
@@ -54,6 +60,12 @@ class TrainConfig:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.jit not in JIT_MODES:
             raise ConfigError(f"--jit must be one of {', '.join(JIT_MODES)}, got {self.jit!r}")
+        if self.eval_every < 0:
+            raise ConfigError(f"--eval-every must be 0 (never) or more, got {self.eval_every}")
+        if self.eval_samples < 2:
+            raise ConfigError(f"--eval-samples must be at least 2, got {self.eval_samples}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.data is None and self.dataset not in DATASETS:
             raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         return self
