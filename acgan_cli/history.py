@@ -5,6 +5,10 @@ the generator and the discriminator, on the train and the test split (see
 docs/run-directory.md). `load_history` reads either, checks it, and returns a
 `History`; nothing here imports TensorFlow, so `acgan history` answers at once.
 
+An epoch of history.json may also carry "quality": the quality of the generated
+digits measured during training (`acgan train --eval-every K`, made by
+evaluate.quality_for_history); it is kept as it is, non-finite numbers as null.
+
 A history pickle is untrusted input: unpickling runs whatever callables the file
 names. `_HistoryUnpickler` hands out only the handful of builtins, collections and
 numpy constructors that the reference program's pickle needs and refuses the rest
@@ -47,6 +51,9 @@ NASH_LOSS = math.log(2.0)
 BEST_BY = ("test", "generator", "auxiliary")
 BEST_BY_TEXT = "lowest generator test auxiliary loss"
 
+# The quality record's headline numbers (evaluate.history_record), in table order.
+QUALITY_KEYS = ("accuracy", "fid", "score", "diversity")
+
 
 class Losses(NamedTuple):
     """One [total, generation, auxiliary] triple; NaN where the file had no number."""
@@ -63,9 +70,21 @@ class Epoch:
     test: dict[str, Losses]
     steps: int | None = None
     seconds: float | None = None
+    # evaluate.history_record's dict when quality was measured after this epoch, else None.
+    quality: dict[str, Any] | None = None
 
     def losses(self, split: str, network: str) -> Losses:
         return getattr(self, split)[network]
+
+    def quality_value(self, key: str, real: bool = False) -> float:
+        """A headline quality number (QUALITY_KEYS), real data's with `real`; NaN when not measured."""
+        record = self.quality or {}
+        value = (record.get("real") or {}).get(key) if real else record.get(key)
+        return math.nan if value is None else float(value)
+
+    @property
+    def alarms(self) -> list[dict[str, Any]]:
+        return list((self.quality or {}).get("alarms") or [])
 
     def to_json(self) -> dict[str, Any]:
         """history.json's shape, with null where a loss is not finite (strict JSON has no NaN)."""
@@ -73,6 +92,8 @@ class Epoch:
         doc: dict[str, Any] = {"epoch": self.number, "steps": self.steps, "seconds": seconds}
         for split in SPLITS:
             doc[split] = {net: [_finite_or_none(v) for v in self.losses(split, net)] for net in NETWORKS}
+        if self.quality is not None:
+            doc["quality"] = self.quality
         return doc
 
 
@@ -93,6 +114,11 @@ class History:
 
     def series(self, split: str, network: str, column: str) -> list[float]:
         return [getattr(e.losses(split, network), column) for e in self.epochs]
+
+    @property
+    def quality_epochs(self) -> tuple[Epoch, ...]:
+        """The epochs whose quality was measured."""
+        return tuple(e for e in self.epochs if e.quality is not None)
 
     def to_json(self) -> dict[str, Any]:
         """A valid history.json (acgan reads it back) plus where it came from and the marked epochs."""
@@ -218,7 +244,45 @@ def _json_epoch(path: Path, index: int, entry: Any) -> Epoch:
         if not isinstance(group, dict):
             raise RunError(f"{path}: {where}.{split} is missing or not an object")
         splits[split] = {net: _triple(path, f"{where}.{split}.{net}", group.get(net)) for net in NETWORKS}
-    return Epoch(number, splits["train"], splits["test"], steps, None if seconds is None else _as_float(seconds))
+    quality = _quality(path, f"{where}.quality", entry.get("quality"))
+    return Epoch(number, splits["train"], splits["test"], steps, None if seconds is None else _as_float(seconds), quality)
+
+
+def _quality(path: Path, where: str, value: Any) -> dict[str, Any] | None:
+    """An epoch's quality record, checked where the table reads it; other keys are kept as they are."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: {where} must be an object or null, found {_describe(value)}")
+    for key in (*QUALITY_KEYS, "judge_accuracy", "diversity_min"):
+        if value.get(key) is not None and not _is_number(value[key]):
+            raise RunError(f"{path}: {where}.{key} must be a number or null, found {_describe(value[key])}")
+    real = value.get("real")
+    if real is not None:
+        if not isinstance(real, dict):
+            raise RunError(f"{path}: {where}.real must be an object, found {_describe(real)}")
+        for key, number in real.items():
+            if number is not None and not _is_number(number):
+                raise RunError(f"{path}: {where}.real.{key} must be a number or null, found {_describe(number)}")
+    alarms = value.get("alarms")
+    if alarms is not None:
+        if not isinstance(alarms, list):
+            raise RunError(f"{path}: {where}.alarms must be a list, found {_describe(alarms)}")
+        for i, alarm in enumerate(alarms):
+            if not (isinstance(alarm, dict) and _is_int(alarm.get("class")) and isinstance(alarm.get("reason"), str)):
+                raise RunError(f"{path}: {where}.alarms[{i}] must be an object with a whole-number class and a reason")
+    return _strict(value)
+
+
+def _strict(value: Any) -> Any:
+    """A copy with every non-finite number as None: `--json` output is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # --- acgan-history.pkl ----------------------------------------------------------------

@@ -172,6 +172,16 @@ def _ignore(_: Any) -> None:
     pass
 
 
+def recipe_epochs() -> int:
+    """EPOCHS, or $ACGAN_JUDGE_EPOCHS: fewer for a quick look or a test suite (a cache entry of its own)."""
+    text = os.environ.get("ACGAN_JUDGE_EPOCHS", "").strip()
+    if not text:
+        return EPOCHS
+    if not text.isdigit() or int(text) < 1:
+        raise AcganError(f"ACGAN_JUDGE_EPOCHS must be a whole number from 1, not {text!r}")
+    return int(text)
+
+
 def default_cache_dir() -> Path:
     """$ACGAN_CACHE_DIR/judges, else $XDG_CACHE_HOME/acgan/judges, else ~/.cache/acgan/judges."""
     root = os.environ.get("ACGAN_CACHE_DIR")
@@ -196,15 +206,17 @@ def get_judge(
     cache_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
     *,
-    epochs: int = EPOCHS,
+    epochs: int | None = None,
     batch_size: int = BATCH_SIZE,
     seed: int = 0,
 ) -> Judge:
     """The judge for `dataset`: from the cache when one was trained on the same data, else trained now.
 
     A missing, corrupt or foreign cache entry is trained over. Training emits JudgeStep events.
+    `epochs` None: EPOCHS, or $ACGAN_JUDGE_EPOCHS when set (recipe_epochs).
     """
     on_progress = on_progress or _ignore
+    epochs = recipe_epochs() if epochs is None else epochs
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     _check_writable(folder)
     key = data_key(dataset, epochs=epochs, batch_size=batch_size, seed=seed)

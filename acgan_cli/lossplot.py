@@ -3,25 +3,30 @@
 Three panels share the epoch axis: total, generation (real/fake) and auxiliary (class)
 loss. Blue is the generator, orange the discriminator; train is solid, test dashed. The
 generation panel carries a dotted line at -log(0.5), where both networks' real/fake
-losses sit when the discriminator cannot tell real from fake.
+losses sit when the discriminator cannot tell real from fake. When quality was
+measured during training, two more panels follow: the Fréchet distance (log scale when
+it spans a lot) and accuracy, diversity and score / 10, each with real digits' value
+dotted and the epochs with alarms marked in red.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from acgan_cli import atomic
 from acgan_cli.errors import AcganError
-from acgan_cli.history import BEST_BY_TEXT, NASH_LOSS, NETWORKS, SPLITS, History
+from acgan_cli.history import BEST_BY_TEXT, NASH_LOSS, NETWORKS, SPLITS, Epoch, History
 
 # Layout in final pixels: title, subtitle and legend, then three panels, each titled above.
 _LEFT, _RIGHT, _TOP = 78, 24, 112
 _PANEL_H, _PANEL_GAP, _BOTTOM = 238, 58, 58
 WIDTH, HEIGHT = 1000, _TOP + 3 * _PANEL_H + 2 * _PANEL_GAP + _BOTTOM
+# With quality records: two panels more.
+QUALITY_HEIGHT = HEIGHT + 2 * (_PANEL_H + _PANEL_GAP)
 _SCALE = 2  # drawn twice as large and shrunk: Pillow's lines have no anti-aliasing
 
 _PANELS = (
@@ -31,6 +36,9 @@ _PANELS = (
 )
 _COLOURS = {"generator": (31, 119, 180), "discriminator": (255, 127, 14)}  # colour-blind safe pair
 _INK, _GRID, _MUTED, _NASH, _BEST = (40, 40, 40), (226, 226, 226), (110, 110, 110), (120, 120, 120), (44, 160, 44)
+# Okabe-Ito colours for the quality panels; red for alarms.
+_QUALITY_COLOURS = {"fid": (213, 94, 0), "accuracy": (0, 158, 115), "diversity": (204, 121, 167), "score": (86, 180, 233)}
+_ALARM = (214, 39, 40)
 
 
 def check_target(target: str | Path) -> Path:
@@ -52,7 +60,9 @@ def save_loss_plot(history: History, target: str | Path) -> Path:
 
 
 def draw_loss_plot(history: History) -> Image.Image:
-    canvas = _Canvas(WIDTH * _SCALE, HEIGHT * _SCALE)
+    measured = history.quality_epochs
+    height = QUALITY_HEIGHT if measured else HEIGHT
+    canvas = _Canvas(WIDTH * _SCALE, height * _SCALE)
     title = canvas.fit(f"Losses per epoch: {history.source}", size=19, width=WIDTH - 40)
     canvas.text((WIDTH / 2, 12), title, size=19, anchor="mt", bold=True)
     best = history.best
@@ -66,8 +76,12 @@ def draw_loss_plot(history: History) -> Image.Image:
         box = (_LEFT, top, WIDTH - _RIGHT, top + _PANEL_H)
         series = {(s, n): history.series(s, n, column) for s in SPLITS for n in NETWORKS}
         _panel(canvas, box, panel_title, xs, series, nash=column == "generation", best_x=best_x, label_best=i == 0)
-    canvas.text((_LEFT + (WIDTH - _LEFT - _RIGHT) / 2, HEIGHT - 10), "epoch", size=15, anchor="mb")
-    return canvas.image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS)
+    if measured:
+        boxes = [(_LEFT, top, WIDTH - _RIGHT, top + _PANEL_H)
+                 for top in (_TOP + i * (_PANEL_H + _PANEL_GAP) for i in (3, 4))]
+        _quality_panels(canvas, boxes, xs, measured, best_x)
+    canvas.text((_LEFT + (WIDTH - _LEFT - _RIGHT) / 2, height - 10), "epoch", size=15, anchor="mb")
+    return canvas.image.resize((WIDTH, height), Image.Resampling.LANCZOS)
 
 
 def _panel(
@@ -85,35 +99,8 @@ def _panel(
     if nash:
         values.append(NASH_LOSS)
     y_lo, y_hi = _y_range(min(values, default=0.0), max(values, default=1.0))
-    y_ticks = _nice_ticks(y_lo, y_hi)
-    x_lo, x_hi = _x_range(xs)
-    x_ticks = _epoch_ticks(xs[0], xs[-1])
-
-    def to_px(x: float, y: float) -> tuple[float, float]:
-        return (
-            left + (x - x_lo) / (x_hi - x_lo) * (right - left),
-            bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top),
-        )
-
-    for y in y_ticks:
-        _, py = to_px(x_lo, y)
-        canvas.line([(left, py), (right, py)], _GRID, 1)
-        canvas.line([(left - 5, py), (left, py)], _INK, 1)
-        canvas.text((left - 9, py), _tick_label(y, y_ticks), size=13, anchor="rm")
-    for x in x_ticks:
-        px, _ = to_px(x, y_lo)
-        canvas.line([(px, bottom), (px, bottom + 5)], _INK, 1)
-        canvas.text((px, bottom + 9), f"{x:g}", size=13, anchor="mt")
-    canvas.rectangle(box, _INK)
-    canvas.text((left, top - 7), title, size=15, anchor="lb", bold=True)
-
-    if best_x is not None:
-        px, _ = to_px(best_x, y_lo)
-        canvas.dashed([(px, top + 1), (px, bottom - 1)], _BEST, 1.5, on=2, off=3)
-        if label_best:
-            near_right = px > right - 60
-            at = (px - 5, top + 5) if near_right else (px + 5, top + 5)
-            canvas.text(at, "best", size=12, anchor="rt" if near_right else "lt", fill=_BEST)
+    to_px = _frame(canvas, box, title, xs, y_lo, y_hi, best_x, label_best)
+    x_lo = _x_range(xs)[0]
 
     if nash:
         _, py = to_px(x_lo, NASH_LOSS)
@@ -132,6 +119,141 @@ def _panel(
             if markers or len(points) == 1:
                 for point in points:
                     canvas.dot(point, colour, 3.2 if split == "train" else 2.6, hollow=split == "test")
+
+
+def _frame(
+    canvas: _Canvas,
+    box: tuple[float, float, float, float],
+    title: str,
+    xs: list[float],
+    y_lo: float,
+    y_hi: float,
+    best_x: float | None,
+    label_best: bool,
+    log: bool = False,
+) -> Callable[[float, float], tuple[float, float]]:
+    """A panel's grid, ticks, frame, title and best-epoch line; returns data -> pixel coordinates.
+
+    With `log`, y_lo and y_hi are positive and the axis is logarithmic.
+    """
+    left, top, right, bottom = box
+    x_lo, x_hi = _x_range(xs)
+    x_ticks = _epoch_ticks(xs[0], xs[-1])
+    scale = (lambda v: math.log10(max(v, 1e-12))) if log else (lambda v: v)
+    s_lo, s_hi = scale(y_lo), scale(y_hi)
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return (
+            left + (x - x_lo) / (x_hi - x_lo) * (right - left),
+            bottom - (scale(y) - s_lo) / (s_hi - s_lo) * (bottom - top),
+        )
+
+    y_ticks = _log_ticks(y_lo, y_hi) if log else _nice_ticks(y_lo, y_hi)
+    for y in y_ticks:
+        _, py = to_px(x_lo, y)
+        canvas.line([(left, py), (right, py)], _GRID, 1)
+        canvas.line([(left - 5, py), (left, py)], _INK, 1)
+        canvas.text((left - 9, py), f"{y:g}" if log else _tick_label(y, y_ticks), size=13, anchor="rm")
+    for x in x_ticks:
+        px, _ = to_px(x, y_lo)
+        canvas.line([(px, bottom), (px, bottom + 5)], _INK, 1)
+        canvas.text((px, bottom + 9), f"{x:g}", size=13, anchor="mt")
+    canvas.rectangle(box, _INK)
+    canvas.text((left, top - 7), title, size=15, anchor="lb", bold=True)
+
+    if best_x is not None:
+        px, _ = to_px(best_x, y_lo)
+        canvas.dashed([(px, top + 1), (px, bottom - 1)], _BEST, 1.5, on=2, off=3)
+        if label_best:
+            near_right = px > right - 60
+            at = (px - 5, top + 5) if near_right else (px + 5, top + 5)
+            canvas.text(at, "best", size=12, anchor="rt" if near_right else "lt", fill=_BEST)
+    return to_px
+
+
+def _quality_panels(
+    canvas: _Canvas,
+    boxes: list[tuple[float, float, float, float]],
+    xs: list[float],
+    measured: tuple[Epoch, ...],
+    best_x: float | None,
+) -> None:
+    """FD (with its real floor) and accuracy / diversity / score / 10 (with real values), over the measured epochs."""
+    qx = [float(e.number) for e in measured]
+    latest = measured[-1]
+
+    # Fréchet distance: from hundreds down to about one over a healthy run, so a log axis when it spans that much.
+    fid = [e.quality_value("fid") for e in measured]
+    floor = latest.quality_value("fid", real=True)
+    known = [v for v in (*fid, floor) if math.isfinite(v) and v > 0]
+    log = bool(known) and max(known) / min(known) > 20
+    if log:
+        y_lo, y_hi = min(known) / 1.4, max(known) * 1.4
+    else:
+        y_lo, y_hi = _y_range(min(known, default=0.0), max(known, default=1.0))
+    title = "Frechet distance to real test digits (judge features; lower is better)"  # the font has no é
+    to_px = _frame(canvas, boxes[0], title, xs, y_lo, y_hi, best_x, label_best=False, log=log)
+    _dotted_level(canvas, boxes[0], to_px, floor, _QUALITY_COLOURS["fid"], f"real digits: {floor:.2f}")
+    _series(canvas, to_px, qx, fid, _QUALITY_COLOURS["fid"], log)
+    _alarm_marks(canvas, boxes[0], to_px, measured)
+
+    # Shares of 1: accuracy, diversity (which can pass 1), score / 10.
+    rates = {key: [e.quality_value(key) / (10.0 if key == "score" else 1.0) for e in measured]
+             for key in ("accuracy", "diversity", "score")}
+    top = max([1.0, *(v for ys in rates.values() for v in ys if math.isfinite(v))])
+    to_px = _frame(canvas, boxes[1], "", xs, 0.0, top * 1.08, best_x, label_best=False)
+    x = _LEFT
+    for key, label in (("accuracy", "accuracy"), ("diversity", "diversity"), ("score", "score / 10")):
+        colour = _QUALITY_COLOURS[key]
+        real = latest.quality_value(key, real=True) / (10.0 if key == "score" else 1.0)
+        _dotted_level(canvas, boxes[1], to_px, real, colour, None)
+        _series(canvas, to_px, qx, rates[key], colour, False)
+        canvas.line([(x, boxes[1][1] - 13), (x + 26, boxes[1][1] - 13)], colour, 2.2)
+        canvas.text((x + 32, boxes[1][1] - 13), label, size=14, anchor="lm")
+        x += 32 + canvas.text_width(label, 14) + 24
+    canvas.text((x, boxes[1][1] - 13), "of generated digits (judge) · dotted: real digits · red: alarms",
+                size=14, anchor="lm", fill=_MUTED)
+    _alarm_marks(canvas, boxes[1], to_px, measured)
+
+
+def _series(canvas: _Canvas, to_px: Callable[[float, float], tuple[float, float]], xs: list[float],
+            ys: list[float], colour: tuple[int, int, int], log: bool) -> None:
+    points = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not log)]
+    pixels = [to_px(x, y) for x, y in points]
+    canvas.line(pixels, colour, 2.2)
+    for point in pixels:
+        canvas.dot(point, colour, 3.2)
+
+
+def _dotted_level(canvas: _Canvas, box: tuple[float, float, float, float],
+                  to_px: Callable[[float, float], tuple[float, float]], level: float,
+                  colour: tuple[int, int, int], label: str | None) -> None:
+    if not math.isfinite(level):
+        return
+    left, top, right, bottom = box
+    _, py = to_px(0.0, level)
+    if not top <= py <= bottom:
+        return
+    canvas.dashed([(left, py), (right, py)], colour, 1.5, on=3, off=4)
+    if label:
+        canvas.text((right - 8, py - 4), label, size=12, anchor="rb", fill=colour)
+
+
+def _alarm_marks(canvas: _Canvas, box: tuple[float, float, float, float],
+                 to_px: Callable[[float, float], tuple[float, float]], measured: tuple[Epoch, ...]) -> None:
+    """A red triangle on the bottom edge at every epoch with an alarm."""
+    bottom = box[3]
+    for epoch in measured:
+        if epoch.alarms:
+            px, _ = to_px(float(epoch.number), 1.0)
+            canvas.polygon([(px, bottom - 12), (px - 6, bottom - 2), (px + 6, bottom - 2)], _ALARM)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1, 2, 5 times powers of ten inside [lo, hi]; only the powers when that makes too many."""
+    ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1) for m in (1, 2, 5)]
+    inside = [t for t in ticks if lo <= t <= hi]
+    return inside if len(inside) <= 8 else [t for t in inside if math.log10(t).is_integer()]
 
 
 def _legend(canvas: _Canvas, y: float) -> None:
@@ -240,6 +362,9 @@ class _Canvas:
         x, y = self._px(centre)
         r = radius * _SCALE
         self._draw.ellipse((x - r, y - r, x + r, y + r), fill="white" if hollow else fill, outline=fill, width=round(1.4 * _SCALE))
+
+    def polygon(self, points: list[tuple[float, float]], fill: tuple[int, int, int]) -> None:
+        self._draw.polygon([self._px(p) for p in points], fill=fill)
 
     def rectangle(self, box: tuple[float, float, float, float], outline: tuple[int, int, int]) -> None:
         left, top = self._px(box[:2])

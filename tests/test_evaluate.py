@@ -3,6 +3,7 @@ evaluation.json (merged, atomic, deterministic) and the errors.
 
 Every test that evaluates works on a copy of the session's tiny run (latent size 8,
 epochs 1 and 2, 16 test images), since evaluating writes evaluation.json into it.
+These tests measure `--metrics losses`; the quality metrics are tests/test_quality_cli.py's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from acgan_cli import evaluate
 from acgan_cli.cli import app
 
 runner = CliRunner()
-KEYS = [m.key for m in evaluate.METRICS]
+KEYS = [m.key for m in evaluate.METRICS if not m.is_quality]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    # Never ~/.cache, should a test reach the judge.
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def invoke(*args):
@@ -28,7 +35,7 @@ def invoke(*args):
 
 
 def evaluate_ok(run, *args):
-    result = invoke("evaluate", "--run", run, *args)
+    result = invoke("evaluate", "--run", run, "--metrics", "losses", *args)
     assert result.exit_code == 0, result.output
     return result
 
@@ -76,7 +83,7 @@ def test_table_and_evaluation_json_for_the_latest_epoch(run_copy):
     config = json.loads((run_copy / "config.json").read_text())
     assert doc["format"] == "acgan-evaluation/1"
     assert doc["run"] == {"created": config["created"], "seed": 7}
-    assert list(doc["metrics"]) == KEYS
+    assert list(doc["metrics"]) == [m.key for m in evaluate.METRICS]
     assert doc["metrics"]["class_accuracy"]["better"] == "higher"
     assert list(doc["epochs"]) == ["2"]
     record = doc["epochs"]["2"]
@@ -171,7 +178,7 @@ def test_epoch_not_saved(run_copy):
 @pytest.mark.parametrize(("value", "fragment"), [("every", "give an epoch number or latest or all"), ("-1", "epochs count from 1")])
 def test_bad_epoch_is_a_usage_error(run_copy, value, fragment):
     result = invoke("evaluate", "--run", run_copy, "--epoch", value)
-    assert result.exit_code == 2 and fragment in " ".join(result.stderr.split())
+    assert result.exit_code == 2 and fragment in " ".join(result.stderr.replace("│", " ").split())
     assert "Traceback" not in result.stderr
 
 
