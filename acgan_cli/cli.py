@@ -73,6 +73,13 @@ class Jit(str, Enum):
     off = "off"
 
 
+class Strategy(str, Enum):
+    auto = "auto"
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
 class DatasetName(str, Enum):
     mnist = "mnist"
     fashion_mnist = "fashion-mnist"
@@ -93,8 +100,23 @@ def train(
     beta1: Annotated[float, typer.Option(help="Adam beta_1, both networks.")] = 0.5,
     seed: Annotated[Optional[int], typer.Option(help="Random seed; drawn at random and saved in config.json when omitted.")] = None,
     steps_per_epoch: Annotated[Optional[int], typer.Option(min=1, help="Cap on steps per epoch, for quick runs.")] = None,
+    eval_every: Annotated[
+        int,
+        typer.Option(min=0, help="Judge the digits' quality every K epochs (and the last) into history.json; 0: never."),
+    ] = 0,
+    eval_samples: Annotated[
+        int, typer.Option(min=2, help="Generated digits per class for each --eval-every measurement.")
+    ] = 1000,
     precision: Annotated[Precision, typer.Option(help="Compute precision; auto: float32 on CPU, mixed float16 on GPU.")] = Precision.auto,
     jit: Annotated[Jit, typer.Option(help="XLA compilation of the step; auto: on for GPU, off for CPU (slower there).")] = Jit.auto,
+    strategy: Annotated[
+        Strategy,
+        typer.Option(
+            help="tf.distribute strategy; auto: mirrored over every local GPU when there are several, else default "
+            "(one device). multi-worker: one process per host, cluster from TF_CONFIG (docs/distributed.md). "
+            "--batch-size stays the global batch.",
+        ),
+    ] = Strategy.auto,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in --out (its acgan files are deleted).")] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last complete epoch, with its saved settings.")
@@ -119,6 +141,9 @@ def train(
         data=None if data is None else str(data.expanduser().resolve()),
         precision=precision.value,
         jit=jit.value,
+        strategy=strategy.value,
+        eval_every=eval_every,
+        eval_samples=eval_samples,
     ).validate()
     from acgan_cli import training
 
@@ -195,7 +220,7 @@ def history_command(
         typer.Option(metavar="FILE.png", help="Also draw the loss curves into this PNG file."),
     ] = None,
 ) -> None:
-    """Show the losses of every epoch, the best and the last marked; as a table, JSON or a plot."""
+    """Show the losses of every epoch (and the quality measured in training), the best and the last marked."""
     from acgan_cli.history import load_history, to_json_text
 
     if plot is not None:
@@ -311,6 +336,19 @@ def sample_command(
     ui.console.print(f"Wrote {sheet.plan.about} to {path}", markup=False)
 
 
+def _metrics_choice(value: Optional[str]) -> Any:
+    """--metrics: names checked before any work, as a usage error that lists the choices."""
+    if value is None:
+        return None
+    from acgan_cli.errors import ConfigError
+    from acgan_cli.evaluate import parse_choices
+
+    try:
+        return ",".join(parse_choices(value))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @command(name="evaluate", rich_help_panel="Inspecting")
 def evaluate_command(
     run: RunOption = Path("runs"),
@@ -318,20 +356,34 @@ def evaluate_command(
         str,
         typer.Option(metavar="N|latest|all", callback=_epoch_parser("latest", "all"), help="Saved epoch(s) to evaluate."),
     ] = "latest",
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics", "-m", metavar="LIST", callback=_metrics_choice,
+            help="What to measure, comma-separated: losses (test losses and the discriminator's class accuracy), "
+            "accuracy, fid, score, diversity (quality of generated digits, judged by a classifier trained once per "
+            "data set, about a minute on MNIST, then cached), quality (those four) or all.",
+        ),
+    ] = "all",
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples", "-n", metavar="N", min=2,
+            help="Generated digits per class for the quality metrics; fewer is faster but noisier (FD grows).",
+        ),
+    ] = 1000,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout, and nothing else (see docs/evaluate.md).")
     ] = False,
 ) -> None:
-    """Test losses and the discriminator's class accuracy of saved epochs; kept in evaluation.json."""
+    """Test losses, class accuracy and quality of the generated digits of saved epochs; kept in evaluation.json."""
     import json
 
     from acgan_cli import evaluate
 
-    with ui.err_console.status("loading the run and its test data...") as status:
-        result = evaluate.evaluate(
-            run, epoch,
-            on_epoch=lambda e, i, count: status.update(f"evaluating epoch {e} ({i + 1} of {count})..."),
-        )
+    with ui.QualityProgress() as progress:
+        result = evaluate.evaluate(run, epoch, on_epoch=progress.epoch, metrics=metrics, n_per_class=samples,
+                                   on_progress=progress)
     if as_json:
         ui.console.out(json.dumps(result.to_json(), indent=2))
     else:

@@ -47,7 +47,8 @@ def assert_one_line_error(result, code, *fragments):
 def assert_usage_error(result, *fragments):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.stderr
-    text = " ".join(result.stderr.split())
+    # Typer draws usage errors in a box whose width depends on the terminal: unwrap it.
+    text = " ".join(result.stderr.replace("│", " ").split())
     for fragment in fragments:
         assert fragment in text, result.stderr
 

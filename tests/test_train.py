@@ -50,7 +50,7 @@ def test_config_json_records_settings_seed_versions_and_data(trained_run, tiny_n
         assert raw["config"][key] == value
     assert raw["config"]["data"] == str(tiny_npz.resolve())
     assert raw["config"]["lr"] == 2e-4 and raw["config"]["beta1"] == 0.5
-    assert raw["resolved"] == {"seed": 7, "precision": "float32", "jit": False}
+    assert raw["resolved"] == {"seed": 7, "precision": "float32", "jit": False, "strategy": "default", "replicas": 1, "workers": 1}
     assert raw["environment"]["device"] == "CPU"
     assert raw["environment"]["tensorflow"].startswith("2.")
     assert raw["environment"]["keras"].startswith("3.")
@@ -275,3 +275,29 @@ def test_sigint_in_a_real_process_keeps_complete_epochs(tmp_path, tiny_npz):
     assert saved and [e["epoch"] for e in hist] == saved[: len(hist)]
     assert f"interrupted; {len(hist)} complete epoch(s) saved in {out}" in stderr
     assert "Training ACGAN on" in stdout
+
+
+def test_eval_every_records_quality_in_history(tmp_path, tiny_npz, monkeypatch):
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ACGAN_JUDGE_EPOCHS", "1")
+    out = tmp_path / "r"
+    result = invoke("train", "--data", tiny_npz, "--out", out, "--epochs", 3, "--batch-size", 8, "--latent-size", 8,
+                    "--steps-per-epoch", 1, "--seed", 1, "--eval-every", 2, "--eval-samples", 5)
+    assert result.exit_code == 0, result.output
+    epochs = json.loads((out / "history.json").read_text())["epochs"]
+    # every 2nd epoch, and always the last
+    assert ["quality" in e for e in epochs] == [False, True, True]
+    q = epochs[1]["quality"]
+    assert q["n_per_class"] == 5 and 0 <= q["accuracy"] <= 1 and q["fid"] >= 0 and 1 <= q["score"] <= 10
+    assert len(q["accuracy_per_class"]) == 10 and 0 <= q["judge_accuracy"] <= 1
+    assert result.stdout.count("quality: class accuracy") == 2
+    assert "judge trained in" in result.stdout and "judge from the cache" in result.stdout
+    shown = invoke("history", out)
+    assert shown.exit_code == 0 and "quality (judge)" in shown.stdout
+
+
+def test_eval_options_are_checked(tmp_path):
+    result = invoke("train", "--out", tmp_path / "x", "--eval-every", "-1")
+    assert result.exit_code == 2 and "Invalid value for '--eval-every'" in result.stderr
+    result = invoke("train", "--out", tmp_path / "x", "--eval-samples", "1")
+    assert result.exit_code == 2 and "Invalid value for '--eval-samples'" in result.stderr
