@@ -43,6 +43,16 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
     return path
 
 
+def assert_one_line_error(result, code, *fragments):
+    """The CLI's error contract: this exit code, one line on stderr naming the problem, no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 @pytest.fixture(scope="session")
 def arrays() -> dict[str, np.ndarray]:
     return make_arrays()

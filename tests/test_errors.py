@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
-from tests.conftest import make_arrays, write_idx
+from tests.conftest import make_arrays, write_idx, assert_one_line_error
 
 runner = CliRunner()
 
@@ -24,14 +24,6 @@ runner = CliRunner()
 def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
-
-def check(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and "Traceback" not in result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def bad_npz(tmp_path, name, **changes):
@@ -103,7 +95,7 @@ def test_bad_training_data(case, tmp_path):
     (out / "notes.txt").write_text("mine")
     before = snapshot(tmp_path)
     result = runner.invoke(app, ["train", "--data", str(path), "--out", str(out), "--epochs", "1"])
-    check(result, 1, *fragments)
+    assert_one_line_error(result, 1, *fragments)
     assert snapshot(tmp_path) == before
 
 
@@ -130,7 +122,7 @@ def test_damaged_config_json(trained_run, tmp_path, damage, fragments, command):
         "evaluate": ["evaluate", "--run", str(run)],
         "resume": ["train", "--out", str(run), "--resume", "--epochs", "3"],
     }[command]
-    check(runner.invoke(app, args), 1, *fragments)
+    assert_one_line_error(runner.invoke(app, args), 1, *fragments)
     assert snapshot(run) == before
 
 
@@ -149,7 +141,7 @@ def test_damaged_weights(trained_run, tmp_path, command, damage, fragment):
     damage(run / "params_generator_epoch_002.weights.h5")
     before = snapshot(run)
     args = ["sample", "--run", str(run), "--seed", "1"] if command == "sample" else ["evaluate", "--run", str(run)]
-    check(runner.invoke(app, args), 1, fragment)
+    assert_one_line_error(runner.invoke(app, args), 1, fragment)
     assert snapshot(run) == before
 
 
@@ -160,7 +152,7 @@ def test_weights_from_a_run_with_another_latent_size(trained_run, tmp_path):
     cfg["config"]["latent_size"] = 16
     (run / "config.json").write_text(json.dumps(cfg))
     before = snapshot(run)
-    check(runner.invoke(app, ["sample", "--run", str(run), "--seed", "1"]), 1, "latent size 16")
+    assert_one_line_error(runner.invoke(app, ["sample", "--run", str(run), "--seed", "1"]), 1, "latent size 16")
     assert snapshot(run) == before
 
 
@@ -169,7 +161,7 @@ def test_damaged_checkpoint_refuses_resume_and_keeps_files(trained_run, tmp_path
     shutil.copytree(trained_run, run)
     (run / "checkpoint.h5").write_bytes((run / "checkpoint.h5").read_bytes()[:4096])
     before = snapshot(run)
-    check(runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "3"]), 1,
+    assert_one_line_error(runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "3"]), 1,
           "checkpoint.h5", "the checkpoint is damaged")
     assert snapshot(run) == before
 
@@ -203,9 +195,9 @@ def test_full_disk_keeps_the_old_file(trained_run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic, "_fsync", full)
     before = snapshot(tmp_path)
-    check(runner.invoke(app, ["history", str(run), "--plot", str(plot)]), 1,
+    assert_one_line_error(runner.invoke(app, ["history", str(run), "--plot", str(plot)]), 1,
           "cannot write", "losses.png", "No space left on device")
-    check(runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "3"]), 1,
+    assert_one_line_error(runner.invoke(app, ["train", "--out", str(run), "--resume", "--epochs", "3"]), 1,
           "No space left on device")
     assert snapshot(tmp_path) == before
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name], "temporaries are cleaned up"
@@ -217,5 +209,5 @@ def test_gzip_idx_that_is_not_gzip(tmp_path):
     bad.rename(folder / "t10k-labels-idx1-ubyte.gz.bak")
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"plain bytes, not gzip")
     result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "r")])
-    check(result, 1, "t10k-labels-idx1-ubyte.gz")
+    assert_one_line_error(result, 1, "t10k-labels-idx1-ubyte.gz")
     assert gzip  # the module under test reads .gz through gzip

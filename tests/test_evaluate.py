@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from acgan_cli import evaluate
 from acgan_cli.cli import app
+from tests.conftest import assert_one_line_error
 
 runner = CliRunner()
 KEYS = [m.key for m in evaluate.METRICS if not m.is_quality]
@@ -39,14 +40,6 @@ def evaluate_ok(run, *args):
     assert result.exit_code == 0, result.output
     return result
 
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from acgan_cli import sampling
 from acgan_cli.cli import app
+from tests.conftest import assert_one_line_error
 
 runner = CliRunner()
 LATENT = 8  # conftest.TINY
@@ -34,14 +35,6 @@ def sample(run, *args):
     assert result.exit_code == 0, result.output
     return result
 
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def assert_usage_error(result, *fragments):

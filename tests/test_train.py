@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.runs import RunDir
-from tests.conftest import TINY
+from tests.conftest import TINY, assert_one_line_error
 
 runner = CliRunner()
 
@@ -23,15 +23,6 @@ def invoke(*args):
     result = runner.invoke(app, [str(a) for a in args])
     return result
 
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    err = result.stderr
-    assert "Traceback" not in err and "Traceback" not in result.stdout
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1, err
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def test_run_directory_holds_every_file_per_epoch(trained_run):
