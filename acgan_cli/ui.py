@@ -128,6 +128,9 @@ class TrainDisplay:
 
     def _new_epoch_task(self, epoch: int) -> None:
         assert self.progress is not None
+        # One bar for the run and one for the epoch at work; finished epochs live on in their tables.
+        if getattr(self, "epoch_task", None) is not None:
+            self.progress.remove_task(self.epoch_task)
         self.epoch_task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=self.steps, losses="")
 
     def _step(self, e: Any) -> None:

@@ -251,7 +251,10 @@ def test_sigint_in_a_real_process_keeps_complete_epochs(tmp_path, tiny_npz):
     out = tmp_path / "r"
     cmd = [sys.executable, "-m", "acgan_cli", "train", "--data", str(tiny_npz), "--out", str(out), "--epochs", "50",
            "--batch-size", "8", "--latent-size", "8", "--steps-per-epoch", "4", "--seed", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job (CI may be one) ignores SIGINT, and children inherit that:
+    # give the child the default disposition, as a terminal's foreground process has.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "history.json").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
