@@ -7,12 +7,25 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from acgan_cli.errors import ConfigError
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 JIT_MODES = ("auto", "on", "off")
 DATASETS = ("mnist", "fashion-mnist")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+
+def derive_seed(seed: int, *stream: int | str) -> int:
+    """An independent 31-bit seed for one random stream of a run.
+
+    Keras' stateless generators with equal seeds draw equal numbers: a dropout layer
+    seeded like the noise generator would drop exactly where the noise is below the
+    rate. Every stream therefore gets its own seed, mixed by numpy's SeedSequence.
+    """
+    words = [seed, *(sum(ord(c) << (8 * i) for i, c in enumerate(s)) if isinstance(s, str) else s for s in stream)]
+    return int(np.random.SeedSequence(words).generate_state(1)[0] >> 1)
 
 
 @dataclass

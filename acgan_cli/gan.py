@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from acgan_cli.distribute import replica_parts  # noqa: E402
 from acgan_cli.models import IMAGE_SHAPE, NUM_CLASSES, build_discriminator, build_generator  # noqa: E402
+from acgan_cli.config import derive_seed  # noqa: E402
 
 # One-sided label smoothing: real images are labelled 0.95, fakes 0
 # (Salimans et al. 2016, "Improved techniques for training GANs", section 3.4).
@@ -76,7 +77,7 @@ class ACGAN:
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.g_optimizer.build(self.generator.trainable_variables)
             # Noise and sampled classes of the training step; a variable, so it checkpoints.
-            self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
+            self.noise_seed = keras.random.SeedGenerator(derive_seed(seed, "noise"), name="noise_seed")
         if self.distributed:
             # One replica's BatchNorm would normalise over its part of the batch only; the
             # reference normalises the generator's batch as a whole.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from acgan_cli.config import derive_seed
+
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -57,8 +59,10 @@ def build_discriminator(num_classes: int = NUM_CLASSES, dtype: str = "float32", 
     for i, (filters, strides) in enumerate([(32, 2), (64, 1), (128, 2), (256, 1)]):
         x = layers.Conv2D(filters, 3, padding="same", strides=strides, dtype=dtype, name=f"conv_{i + 1}")(x)
         x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"leaky_{i + 1}")(x)
-        # Seeded per layer so that a run's dropout masks follow from the run's seed.
-        x = layers.Dropout(0.3, seed=None if seed is None else seed + i, dtype=dtype, name=f"dropout_{i + 1}")(x)
+        # Seeded per layer so that a run's dropout masks follow from the run's seed,
+        # each from its own stream (config.derive_seed says why).
+        drop_seed = None if seed is None else derive_seed(seed, "dropout", i)
+        x = layers.Dropout(0.3, seed=drop_seed, dtype=dtype, name=f"dropout_{i + 1}")(x)
     features = layers.Flatten(dtype=dtype, name="flatten")(x)
 
     # generation: does the image look real? auxiliary: which class is it?
