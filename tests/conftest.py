@@ -53,6 +53,36 @@ def assert_one_line_error(result, code, *fragments):
         assert fragment in lines[0], lines[0]
 
 
+def tensorflow_modules_after(*invocations: tuple[list[str], int]) -> list[str]:
+    """Run CLI invocations (args, expected exit code) in a fresh process; list the
+    TensorFlow and Keras modules they imported (none, for commands that need no model)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from acgan_cli.cli import app\n"
+        f"for args, code in {list(invocations)!r}:\n"
+        "    r = CliRunner().invoke(app, args)\n"
+        "    assert r.exit_code == code, (args, r.output)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.strip())  # a list of module names printed just above
+
+
+def h5_arrays(path) -> dict:
+    """Every dataset in an HDF5 file, by its path inside the file."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
 @pytest.fixture(scope="session")
 def arrays() -> dict[str, np.ndarray]:
     return make_arrays()

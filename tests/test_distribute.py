@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from acgan_cli import distribute
 from acgan_cli.cli import app
 from acgan_cli.errors import ConfigError
+from tests.conftest import h5_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,12 +258,6 @@ def free_ports(n: int) -> list[int]:
         s.close()
     return ports
 
-
-def h5_arrays(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tiny_npz, tmp_path):

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.runs import RunDir
-from tests.conftest import TINY
+from tests.conftest import TINY, h5_arrays
 
 runner = CliRunner()
 
@@ -30,12 +29,6 @@ def tiny_args(npz, out, epochs):
             args += [f"--{key.replace('_', '-')}", str(value)]
     return args
 
-
-def h5_arrays(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def losses(run):
