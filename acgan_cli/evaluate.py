@@ -28,7 +28,7 @@ from acgan_cli import atomic, data
 from acgan_cli import metrics as quality
 from acgan_cli.errors import ConfigError, RunError
 from acgan_cli.runs import RunDir, RunInfo
-from acgan_cli.sampling import describe_epochs, load_weights, saved_epoch
+from acgan_cli.runs import describe_epochs, load_weights, saved_epoch
 
 EVALUATION = "evaluation.json"
 FORMAT = "acgan-evaluation/1"

@@ -10,6 +10,7 @@ import pickle
 import platform
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,3 +193,51 @@ def environment(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "argv": sys.argv,
     }
+
+
+# --- a saved epoch's weights (sample and evaluate) ---------------------------------------
+def saved_epoch(run: RunDir, epoch: int | None) -> int:
+    """`epoch` when its weights are on disk, the latest saved one for None."""
+    saved = run.saved_epochs()
+    if not saved:
+        raise RunError(f"{run.path} holds no saved epoch yet; train first, or wait for `acgan train` to finish an epoch")
+    if epoch is None:
+        return saved[-1]
+    if epoch not in saved:
+        raise RunError(f"epoch {epoch} is not saved in {run.path}; saved epochs: {describe_epochs(saved)}")
+    return epoch
+
+
+def describe_epochs(epochs: list[int]) -> str:
+    """1-15, or 1, 3, 5: ranges of consecutive epochs."""
+    parts: list[str] = []
+    start = prev = epochs[0]
+    for e in [*epochs[1:], None]:
+        if e is not None and e == prev + 1:
+            prev = e
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if e is not None:
+            start = prev = e
+    return ", ".join(parts)
+
+
+def load_weights(model: Any, path: Path, fits: str) -> None:
+    """Fill `model` from a .weights.h5 file; one line naming the file when it cannot.
+
+    `fits` completes "does not fit ...", e.g. "a generator with latent size 100".
+    """
+    if not path.is_file():
+        raise RunError(f"{path} is missing; the run's weights for this epoch are incomplete")
+    try:
+        with warnings.catch_warnings():
+            # Keras warns about every layer it skips before it raises; the error says it all.
+            warnings.simplefilter("ignore")
+            model.load_weights(str(path))
+    except ValueError as exc:
+        raise RunError(
+            f"weights {path} do not fit {fits} (from config.json); "
+            "was config.json edited, or the file copied from another run?"
+        ) from exc
+    except OSError as exc:
+        raise RunError(f"cannot read weights {path}: not a complete HDF5 weights file (truncated or damaged?)") from exc

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from acgan_cli import __version__, atomic
 from acgan_cli.errors import AcganError, RunError
-from acgan_cli.runs import RunDir, RunInfo
+from acgan_cli.runs import RunDir, RunInfo, load_weights, saved_epoch
 
 TILE = 28
 ROW_TILES = 10  # tiles per row unless --columns says otherwise
@@ -231,54 +230,6 @@ def save(sheet: Sheet, out: str | Path) -> Path:
         }
         atomic.write_with(out, lambda tmp: np.savez_compressed(tmp, **arrays))
     return out
-
-
-# --- a saved epoch's weights (evaluate.py uses these too) -------------------------------
-def saved_epoch(run: RunDir, epoch: int | None) -> int:
-    """`epoch` when its weights are on disk, the latest saved one for None."""
-    saved = run.saved_epochs()
-    if not saved:
-        raise RunError(f"{run.path} holds no saved epoch yet; train first, or wait for `acgan train` to finish an epoch")
-    if epoch is None:
-        return saved[-1]
-    if epoch not in saved:
-        raise RunError(f"epoch {epoch} is not saved in {run.path}; saved epochs: {describe_epochs(saved)}")
-    return epoch
-
-
-def describe_epochs(epochs: list[int]) -> str:
-    """1-15, or 1, 3, 5: ranges of consecutive epochs."""
-    parts: list[str] = []
-    start = prev = epochs[0]
-    for e in [*epochs[1:], None]:
-        if e is not None and e == prev + 1:
-            prev = e
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if e is not None:
-            start = prev = e
-    return ", ".join(parts)
-
-
-def load_weights(model: Any, path: Path, fits: str) -> None:
-    """Fill `model` from a .weights.h5 file; one line naming the file when it cannot.
-
-    `fits` completes "does not fit ...", e.g. "a generator with latent size 100".
-    """
-    if not path.is_file():
-        raise RunError(f"{path} is missing; the run's weights for this epoch are incomplete")
-    try:
-        with warnings.catch_warnings():
-            # Keras warns about every layer it skips before it raises; the error says it all.
-            warnings.simplefilter("ignore")
-            model.load_weights(str(path))
-    except ValueError as exc:
-        raise RunError(
-            f"weights {path} do not fit {fits} (from config.json); "
-            "was config.json edited, or the file copied from another run?"
-        ) from exc
-    except OSError as exc:
-        raise RunError(f"cannot read weights {path}: not a complete HDF5 weights file (truncated or damaged?)") from exc
 
 
 def load_generator(run: RunDir, info: RunInfo, epoch: int) -> Any:

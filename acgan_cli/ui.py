@@ -514,7 +514,7 @@ def _alarm_cell(alarms: list[dict[str, Any]]) -> Any:
     """The classes with an alarm, in red; "none" when every class is alive."""
     from rich.text import Text
 
-    from acgan_cli.sampling import describe_epochs  # "1-3, 7": ranges of consecutive numbers
+    from acgan_cli.runs import describe_epochs  # "1-3, 7": ranges of consecutive numbers
 
     classes = sorted({int(a["class"]) for a in alarms})
     if not classes:

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from acgan_cli import evaluate, lossplot, metrics, ui
 from acgan_cli.cli import app
 from acgan_cli.history import load_history
-from acgan_cli.sampling import describe_epochs
+from acgan_cli.runs import describe_epochs
 
 runner = CliRunner()
 SAMPLES = "10"  # digits per class: enough for every metric, fast on the tiny generator
@@ -217,7 +217,7 @@ def test_damaged_weights_fail_before_the_judge(run_copy, tmp_path, monkeypatch):
 def test_quality_for_history_is_compact_json_and_matches_evaluate(trained_run, run_copy, tmp_path, monkeypatch):
     from acgan_cli import data, gan, judge
     from acgan_cli.runs import RunDir
-    from acgan_cli.sampling import load_weights
+    from acgan_cli.runs import load_weights
 
     run = RunDir(trained_run)
     config = run.read_config().config

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from acgan_cli import sampling
+from acgan_cli import runs, sampling
 from acgan_cli.cli import app
 from tests.conftest import assert_one_line_error, tensorflow_modules_after
 
@@ -245,7 +245,7 @@ def test_plans_need_no_tensorflow():
     assert sampling.grid_size(plan.layout) == size(2, 20, 10)
     walk = sampling.plan(4, seed=1, interpolate=3, digit=9)
     assert walk.layout == [[[0, 1, 2]]] and list(walk.labels) == [9, 9, 9]
-    assert sampling.describe_epochs([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
+    assert runs.describe_epochs([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
 
 
 # --- the terminal preview ---------------------------------------------------------------
