@@ -29,11 +29,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from acgan_cli.errors import RunError
-
-HISTORY_JSON = "history.json"
-HISTORY_PICKLE = "acgan-history.pkl"
-FORMAT = "acgan-history/1"
-COLUMNS = ("total", "generation", "auxiliary")
+from acgan_cli.runs import COLUMNS, HISTORY_PICKLE
+from acgan_cli.runs import HISTORY as HISTORY_JSON
+from acgan_cli.runs import HISTORY_FORMAT as FORMAT
 SPLITS = ("train", "test")
 NETWORKS = ("generator", "discriminator")
 
