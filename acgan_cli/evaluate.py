@@ -27,10 +27,8 @@ import numpy as np
 from acgan_cli import atomic, data
 from acgan_cli import metrics as quality
 from acgan_cli.errors import ConfigError, RunError
-from acgan_cli.runs import RunDir, RunInfo
-from acgan_cli.runs import describe_epochs, load_weights, saved_epoch
+from acgan_cli.runs import EVALUATION, RunDir, RunInfo, describe_epochs, finite_or_none, load_weights, saved_epoch
 
-EVALUATION = "evaluation.json"
 FORMAT = "acgan-evaluation/1"
 # Noise streams of a run's seed: [seed, epoch] shuffles the training set, [.., 1]
 # draws training's test losses, [.., 2] the epoch plot; evaluation draws its own.
@@ -241,11 +239,6 @@ def write_results(run: RunDir, info: RunInfo, epochs: dict[str, Any]) -> Path:
 
 
 # --- the measurements -------------------------------------------------------------------
-def _finite(value: float) -> float | None:
-    """Strict JSON has no NaN: a diverged network's loss is stored as null."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
 
 def class_accuracy(discriminator: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
     """Share of real images whose argmax of the auxiliary head is their label (inference mode)."""
@@ -259,7 +252,7 @@ def measure(model: Any, x_test: np.ndarray, y_test: np.ndarray, rng: np.random.G
     metrics: dict[str, float | None] = {}
     for network in ("generator", "discriminator"):
         for column, value in zip(("total", "generation", "auxiliary"), losses[network]):
-            metrics[f"{network}_{column}"] = _finite(value)
+            metrics[f"{network}_{column}"] = finite_or_none(value)
     metrics["class_accuracy"] = class_accuracy(model.discriminator, x_test, y_test)
     return metrics
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from acgan_cli.errors import RunError
-from acgan_cli.runs import COLUMNS, HISTORY_PICKLE
+from acgan_cli.runs import COLUMNS, HISTORY_PICKLE, finite_or_none
 from acgan_cli.runs import HISTORY as HISTORY_JSON
 from acgan_cli.runs import HISTORY_FORMAT as FORMAT
 SPLITS = ("train", "test")
@@ -86,10 +86,10 @@ class Epoch:
 
     def to_json(self) -> dict[str, Any]:
         """history.json's shape, with null where a loss is not finite (strict JSON has no NaN)."""
-        seconds = None if self.seconds is None else _finite_or_none(self.seconds)
+        seconds = None if self.seconds is None else finite_or_none(self.seconds)
         doc: dict[str, Any] = {"epoch": self.number, "steps": self.steps, "seconds": seconds}
         for split in SPLITS:
-            doc[split] = {net: [_finite_or_none(v) for v in self.losses(split, net)] for net in NETWORKS}
+            doc[split] = {net: [finite_or_none(v) for v in self.losses(split, net)] for net in NETWORKS}
         if self.quality is not None:
             doc["quality"] = self.quality
         return doc
@@ -430,10 +430,6 @@ def _as_float(value: Any) -> float:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _describe(value: Any) -> str:

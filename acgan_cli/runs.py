@@ -6,6 +6,7 @@ docs/run-directory.md is the user-facing description of this layout; keep them i
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import platform
 import re
@@ -37,6 +38,12 @@ _EPOCH_FILE = re.compile(
     # acgan sample's default names (sampling.default_out)
     r"|^(sample|interpolate)_(all|digit\d)_epoch\d{3,}\.png$|^styles_epoch\d{3,}\.png$"
 )
+
+
+def finite_or_none(value: float) -> float | None:
+    """Strict JSON has no NaN: a diverged network's number is stored as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 @dataclass
